@@ -1,0 +1,1 @@
+"""Numba implementations: one module per op, same function names and signatures as ``gpumetrics/_cuda``."""

@@ -1,0 +1,59 @@
+"""What every Numba kernel shares: reading any storage kind as float, and the thread-chunking rule.
+
+Mirror of kernels/gm_common.cuh. 16-bit floats arrive as raw uint16 words (see gpumetrics/_dtypes.py) and
+are widened here with the same exact integer routine as the CUDA side.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit
+
+# Kind codes passed to Numba kernels (a compile-time constant per call site after specialisation).
+KIND_PLAIN, KIND_F16, KIND_BF16 = 0, 1, 2
+
+# Smallest share of a parallel loop given to one thread: below it, threads cost more than they save.
+# A module constant so tests can shrink it and run the multi-part merge on small inputs.
+MIN_PART = 1 << 15
+
+
+def kind_code(kind: str) -> int:
+    return {"f2": KIND_F16, "bf2": KIND_BF16}.get(kind, KIND_PLAIN)
+
+
+@njit(inline="always", cache=True)
+def half_to_float(h):
+    """IEEE binary16 bits -> float32 value, exact for all 65536 patterns."""
+    h = np.uint32(h)
+    sign = (h & np.uint32(0x8000)) << np.uint32(16)
+    exp = (h >> np.uint32(10)) & np.uint32(0x1F)
+    man = h & np.uint32(0x3FF)
+    if exp == 0x1F:
+        bits = sign | np.uint32(0x7F800000) | (man << np.uint32(13))
+    elif exp == 0:
+        value = np.float32(man) * np.float32(5.9604644775390625e-08)
+        return -value if sign else value
+    else:
+        bits = sign | ((exp + np.uint32(112)) << np.uint32(23)) | (man << np.uint32(13))
+    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
+
+
+@njit(inline="always", cache=True)
+def bfloat16_to_float(h):
+    bits = np.uint32(h) << np.uint32(16)
+    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
+
+
+@njit(inline="always", cache=True)
+def load_float(array, index, kind):
+    """Element ``index`` of a flat array of storage ``kind`` (KIND_*), as float64."""
+    if kind == KIND_F16:
+        return np.float64(half_to_float(array[index]))
+    if kind == KIND_BF16:
+        return np.float64(bfloat16_to_float(array[index]))
+    return np.float64(array[index])
+
+
+def n_parts(n: int) -> int:
+    """Parts (one private accumulator each, merged at the end) for ``n`` elements: one per thread at most."""
+    return int(max(1, min(numba.get_num_threads(), -(-int(n) // MIN_PART))))

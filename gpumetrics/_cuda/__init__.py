@@ -1,0 +1,1 @@
+"""CUDA launchers: one thin module per kernel file in ``kernels/``, mirroring ``gpumetrics/_cpu`` by name."""
