@@ -1,11 +1,38 @@
-"""gpumetrics: Keras-style metrics computed where the data lives (CUDA kernels on GPU, Numba on CPU)."""
+"""gpumetrics: Keras-style metrics computed where the data lives (CUDA kernels on GPU, Numba on CPU).
+
+Importing gpumetrics imports neither cupy nor torch; a CUDA input brings CuPy in on first use.
+"""
+from gpumetrics._dispatch import array_module_of as xp
 from gpumetrics._state import InvalidInputError
+from gpumetrics.metrics.accuracy import (
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+    TopKCategoricalAccuracy,
+)
 from gpumetrics.metrics.base import Metric, Variable
+from gpumetrics.metrics.mean import Mean, MeanMetricWrapper, Sum
+from gpumetrics.metrics.regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Accuracy",
+    "BinaryAccuracy",
+    "CategoricalAccuracy",
     "InvalidInputError",
+    "Mean",
+    "MeanAbsoluteError",
+    "MeanMetricWrapper",
+    "MeanSquaredError",
     "Metric",
+    "RootMeanSquaredError",
+    "SparseCategoricalAccuracy",
+    "SparseTopKCategoricalAccuracy",
+    "Sum",
+    "TopKCategoricalAccuracy",
     "Variable",
+    "xp",
 ]

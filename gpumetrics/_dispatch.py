@@ -148,3 +148,14 @@ def op(device: Device, name: str):
     """Function ``name`` of the backend for ``device``: ``gpumetrics._cpu.<name>.<name>`` or ``_cuda``'s twin."""
     package = "gpumetrics._cpu" if device.kind == "cpu" else "gpumetrics._cuda"
     return getattr(importlib.import_module(f"{package}.{name}"), name)
+
+
+def array_module_of(*arrays):
+    """The array module (numpy or cupy) that a metric's own code should use for these inputs.
+
+    For custom metrics: ``xp = gm.xp(y_true, y_pred)`` then ``xp.asarray(y_true)`` stays on the device.
+    """
+    device = common_device(**{f"input {i}": a for i, a in enumerate(arrays)})
+    if device.kind == "cpu":
+        return np
+    return _runtime().xp

@@ -25,6 +25,9 @@ CUDA_TYPE = {
     "f4": "float",
     "f8": "double",
 }
+# kind -> runtime code of kernels that switch on the kind (gm_kind in kernels/gm_common.cuh).
+KIND_CODE = {"b1": 0, "u1": 1, "i1": 2, "i2": 3, "u2": 4, "i4": 5, "u4": 6, "i8": 7, "u8": 8,
+             "f2": 9, "bf2": 10, "f4": 11, "f8": 12}
 FLOAT_KINDS = frozenset({"f2", "bf2", "f4", "f8"})
 INT_KINDS = frozenset({"b1", "u1", "i1", "i2", "u2", "i4", "u4", "i8", "u8"})
 # Kinds a label / class-id input may have (integral floats are checked value by value).
