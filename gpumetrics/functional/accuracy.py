@@ -19,7 +19,7 @@ MODE_ARGMAX, MODE_TOP_K, MODE_SORTED_IDS = range(3)
 
 MATCH_REASONS = ("rows of y_pred with NaN or infinite scores",
                  "y_true class ids that are fractional or outside [0, num_classes) (or non-finite one-hot rows)",
-                 "sample_weight values that are NaN or infinite")
+                 "rows whose sample_weight is NaN or infinite")
 
 _NO_CLASS_LIMIT = 2**62  # sorted-id mode: ids are compared, not range-checked against a class count
 

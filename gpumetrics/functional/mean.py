@@ -22,7 +22,7 @@ from gpumetrics._dispatch import Array, op
 from gpumetrics.functional._common import divide_no_nan
 from gpumetrics.functional._layout import align_ranks, grid
 
-VALUES_REASONS = ("values that are NaN or infinite", "(unused)", "sample_weight values that are NaN or infinite")
+VALUES_REASONS = ("values that are NaN or infinite", "(unused)", "elements whose sample_weight is NaN or infinite")
 
 
 class Weighting(NamedTuple):

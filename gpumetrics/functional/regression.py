@@ -16,7 +16,7 @@ from gpumetrics.functional.mean import Weighting, plan_weighting
 FUNC_VALUE, FUNC_ABS_ERROR, FUNC_SQUARED_ERROR, FUNC_EQUAL, FUNC_BINARY_MATCH = range(5)
 
 PAIR_REASONS = ("y_true values that are NaN or infinite", "y_pred values that are NaN or infinite",
-                "sample_weight values that are NaN or infinite")
+                "elements whose sample_weight is NaN or infinite")
 
 
 def _validate_pair(y_true: Array, y_pred: Array) -> tuple:
