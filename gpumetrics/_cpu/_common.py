@@ -5,6 +5,8 @@ are widened here with the same exact integer routine as the CUDA side.
 """
 from __future__ import annotations
 
+import types
+
 import numba
 import numpy as np
 from numba import njit
@@ -52,6 +54,34 @@ def load_float(array, index, kind):
     if kind == KIND_BF16:
         return np.float64(bfloat16_to_float(array[index]))
     return np.float64(array[index])
+
+
+def kernel(**options):
+    """Compile a prange kernel twice: parallel, and serial for work too small to wake the thread pool.
+
+    ``fn.parallel(...)`` and ``fn.serial(...)`` share one body; ``run(fn, parts, ...)`` picks by ``parts``.
+    Waking the pool costs tens of microseconds idle and milliseconds on a loaded machine.
+    """
+    def compile_both(fn):
+        fn.parallel = njit(parallel=True, cache=True, nogil=True, **options)(fn)
+        # Numba names cache files after the function: the serial twin needs a name of its own.
+        fn.serial = njit(cache=True, nogil=True, **options)(_renamed(fn, "_serial"))
+        return fn
+
+    return compile_both
+
+
+def _renamed(fn, suffix: str):
+    clone = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__,
+                               fn.__closure__)
+    clone.__qualname__ = fn.__qualname__ + suffix
+    clone.__module__ = fn.__module__
+    return clone
+
+
+def run(fn, parts: int, *args):
+    """Call a :func:`kernel` with ``parts`` private accumulators: in parallel only when parts > 1."""
+    return (fn.parallel if parts > 1 else fn.serial)(*args, parts)
 
 
 def n_parts(n: int) -> int:

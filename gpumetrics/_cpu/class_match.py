@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from gpumetrics._cpu._common import kind_code, load_float, n_parts
+from gpumetrics._cpu._common import kernel, kind_code, load_float, n_parts, run
 
 MODE_ARGMAX, MODE_TOP_K, MODE_SORTED_IDS = range(3)
 
@@ -31,7 +31,7 @@ def _argmax(p, kind, row, stride, n):
     return best, finite
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel()
 def _class_match(s, s_kind, s_sr, s_sc, class_stride, n_classes, t, t_kind, t_sr, t_sc, t_class_stride,
                  target_one_hot, w, w_kind, w_sr, w_sc, has_w, rows, cols, mode, k, parts):
     n = rows * cols
@@ -102,10 +102,11 @@ def class_match(scores, class_stride, n_classes, target, target_class_stride, ta
     if n == 0:
         return
     w_ = w if w is not None else scores
-    out = _class_match(scores.base, kind_code(scores.kind), scores.stride_r, scores.stride_c, class_stride,
-                       n_classes, target.base, kind_code(target.kind), target.stride_r, target.stride_c,
-                       target_class_stride, bool(target_one_hot), w_.base, kind_code(w_.kind), w_.stride_r,
-                       w_.stride_c, w is not None, rows, cols, mode, k, n_parts(n * max(1, n_classes) // 4))
+    parts = n_parts(n * min(max(1, n_classes), 64) // 4)  # a row costs about C element reads
+    out = run(_class_match, parts, scores.base, kind_code(scores.kind), scores.stride_r, scores.stride_c,
+              class_stride, n_classes, target.base, kind_code(target.kind), target.stride_r, target.stride_c,
+              target_class_stride, bool(target_one_hot), w_.base, kind_code(w_.kind), w_.stride_r,
+              w_.stride_c, w is not None, rows, cols, mode, k)
     total += scale * out[:, 0].sum()
     count += scale * out[:, 1].sum()
     invalid[:3] += out[:, 2:].sum(axis=0).astype(np.uint64)

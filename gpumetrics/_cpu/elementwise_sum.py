@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from gpumetrics._cpu._common import kind_code, load_float, n_parts
+from gpumetrics._cpu._common import kernel, kind_code, load_float, n_parts, run
 
 FUNC_VALUE, FUNC_ABS_ERROR, FUNC_SQUARED_ERROR, FUNC_EQUAL, FUNC_BINARY_MATCH = range(5)
 
@@ -28,7 +28,7 @@ def _value(func, a, b, threshold):
     return 1.0 if a == (1.0 if b > threshold else 0.0) else 0.0  # FUNC_BINARY_MATCH
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@kernel()
 def _elementwise_sum(a, a_kind, a_sr, a_sc, b, b_kind, b_sr, b_sc, w, w_kind, w_sr, w_sc, has_b, has_w,
                      rows, cols, func, threshold, parts):
     n = rows * cols
@@ -107,7 +107,7 @@ def _row_sum(func, a, ia, b, ib, count, threshold):
     return total, poison
 
 
-@njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@kernel(fastmath={"reassoc", "contract"})
 def _elementwise_sum_rows(a, a_sr, b, b_sr, w, w_sr, has_w, rows, cols, func, threshold, parts):
     """Fast path: a and b contiguous along columns, w constant along a row, plain (not 16-bit) kinds.
 
@@ -145,7 +145,10 @@ def _fast_path_applies(a, b, w) -> bool:
 
 
 def elementwise_sum(a, b, w, rows, cols, func, threshold, scale, total, count, invalid) -> None:
-    """total += scale * sum(w * f(a, b)); count += scale * sum(w) over a rows x cols grid; invalid[0..2] += non-finite a, b, w."""
+    """total += scale * sum(w * f(a, b)); count += scale * sum(w) over a rows x cols grid.
+
+    invalid[0..2] += the number of non-finite a, b and w elements.
+    """
     n = rows * cols
     if n == 0:
         return
@@ -153,17 +156,17 @@ def elementwise_sum(a, b, w, rows, cols, func, threshold, scale, total, count, i
     w_ = w if w is not None else a
     parts = n_parts(n)
     if _fast_path_applies(a, b, w):
-        fast = _elementwise_sum_rows(a.base, a.stride_r, b_.base, b_.stride_r, w_.base, w_.stride_r,
-                                     w is not None, rows, cols, func, threshold, parts)
+        fast = run(_elementwise_sum_rows, parts, a.base, a.stride_r, b_.base, b_.stride_r, w_.base,
+                   w_.stride_r, w is not None, rows, cols, func, threshold)
         if np.isfinite(fast).all():
             total += scale * fast[:, 0].sum()
             count += scale * fast[:, 1].sum()
             return
         # Some input is not finite: the counting loop below says exactly which and how many.
-    out = _elementwise_sum(a.base, kind_code(a.kind), a.stride_r, a.stride_c,
-                           b_.base, kind_code(b_.kind), b_.stride_r, b_.stride_c,
-                           w_.base, kind_code(w_.kind), w_.stride_r, w_.stride_c,
-                           b is not None, w is not None, rows, cols, func, threshold, parts)
+    out = run(_elementwise_sum, parts, a.base, kind_code(a.kind), a.stride_r, a.stride_c,
+              b_.base, kind_code(b_.kind), b_.stride_r, b_.stride_c,
+              w_.base, kind_code(w_.kind), w_.stride_r, w_.stride_c,
+              b is not None, w is not None, rows, cols, func, threshold)
     total += scale * out[:, 0].sum()
     count += scale * out[:, 1].sum()
     invalid[:3] += out[:, 2:].sum(axis=0).astype(np.uint64)

@@ -21,7 +21,10 @@ def _operand(x):
 
 
 def elementwise_sum(a, b, w, rows, cols, func, threshold, scale, total, count, invalid) -> None:
-    """total += scale * sum(w * f(a, b)); count += scale * sum(w) over a rows x cols grid; invalid[0..2] += non-finite a, b, w."""
+    """total += scale * sum(w * f(a, b)); count += scale * sum(w) over a rows x cols grid.
+
+    invalid[0..2] += the number of non-finite a, b and w elements.
+    """
     n = rows * cols
     if n == 0:
         return
