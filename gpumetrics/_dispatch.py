@@ -113,6 +113,8 @@ def as_array(x, device: Device, name: str) -> Array:
             return Array(data.view(np.uint16), "bf2", device)
     if device.kind == "cpu":
         data = x.numpy() if _is_torch(x) else _to_numpy(x, name)
+    elif device_of(x) is None:  # a scalar or list joining device inputs: one tiny host-to-device copy
+        data = _runtime().xp.asarray(_to_numpy(x, name))
     else:
         data = _runtime().import_array(x, device)
     try:
