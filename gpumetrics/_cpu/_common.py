@@ -5,6 +5,8 @@ are widened here with the same exact integer routine as the CUDA side.
 """
 from __future__ import annotations
 
+import os
+import threading
 import types
 
 import numba
@@ -79,9 +81,37 @@ def _renamed(fn, suffix: str):
     return clone
 
 
+_pool_pid: int | None = None  # process whose Numba thread pool has started
+_workqueue_lock = threading.Lock()
+
+
+def _pool_usable() -> bool:
+    """False in a forked child of a process that started a GNU OpenMP pool (it would hang: not fork-safe)."""
+    global _pool_pid
+    if _pool_pid is None:
+        _pool_pid = os.getpid()
+    return _pool_pid == os.getpid() or _threading_layer() != "omp"
+
+
+def _threading_layer() -> str:
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        return ""
+
+
 def run(fn, parts: int, *args):
-    """Call a :func:`kernel` with ``parts`` private accumulators: in parallel only when parts > 1."""
-    return (fn.parallel if parts > 1 else fn.serial)(*args, parts)
+    """Call a :func:`kernel` with ``parts`` private accumulators: in parallel only when parts > 1.
+
+    Falls back to the serial twin where the thread pool cannot be used (a forked child of a GNU OpenMP
+    process), and serialises calls on the workqueue layer, which aborts on concurrent use from two threads.
+    """
+    if parts <= 1 or not _pool_usable():
+        return fn.serial(*args, parts)
+    if _threading_layer() == "workqueue":
+        with _workqueue_lock:
+            return fn.parallel(*args, parts)
+    return fn.parallel(*args, parts)
 
 
 def n_parts(n: int) -> int:
