@@ -72,26 +72,24 @@ def _row_sum(func, a, ia, b, ib, count, threshold):
     """(sum of f, poison) over `count` consecutive elements; poison is NaN iff an input is not finite.
 
     Written as straight loops per function so that LLVM vectorises them (reassociation allowed below).
+    For values and errors the sum itself is the poison (a NaN or inf input makes it NaN or inf; finite
+    float32 inputs cannot overflow a float64 sum); the matches need a separate one.
     """
     total = 0.0
     poison = 0.0
     if func == FUNC_VALUE:
         for j in range(count):
-            x = np.float64(a[ia + j])
-            total += x
-            poison += x - x
+            total += np.float64(a[ia + j])
+        poison = total - total
     elif func == FUNC_ABS_ERROR:
         for j in range(count):
-            x = np.float64(a[ia + j])
-            y = np.float64(b[ib + j])
-            total += abs(x - y)
-            poison += (x - x) + (y - y)
+            total += abs(np.float64(a[ia + j]) - np.float64(b[ib + j]))
+        poison = total - total
     elif func == FUNC_SQUARED_ERROR:
         for j in range(count):
-            x = np.float64(a[ia + j])
-            y = np.float64(b[ib + j])
-            total += (x - y) * (x - y)
-            poison += (x - x) + (y - y)
+            d = np.float64(a[ia + j]) - np.float64(b[ib + j])
+            total += d * d
+        poison = total - total
     elif func == FUNC_EQUAL:
         for j in range(count):
             x = np.float64(a[ia + j])
