@@ -13,6 +13,9 @@ from gpumetrics.metrics.accuracy import (
     TopKCategoricalAccuracy,
 )
 from gpumetrics.metrics.base import Metric, Variable
+from gpumetrics.metrics.confusion_matrix import ConfusionMatrix
+from gpumetrics.metrics.f_score import F1Score, FBetaScore
+from gpumetrics.metrics.iou import IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from gpumetrics.metrics.mean import Mean, MeanMetricWrapper, Sum
 from gpumetrics.metrics.regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
 
@@ -21,13 +24,21 @@ __version__ = "0.1.0"
 __all__ = [
     "Accuracy",
     "BinaryAccuracy",
+    "BinaryIoU",
     "CategoricalAccuracy",
+    "ConfusionMatrix",
+    "F1Score",
+    "FBetaScore",
     "InvalidInputError",
+    "IoU",
     "Mean",
     "MeanAbsoluteError",
+    "MeanIoU",
     "MeanMetricWrapper",
     "MeanSquaredError",
     "Metric",
+    "OneHotIoU",
+    "OneHotMeanIoU",
     "RootMeanSquaredError",
     "SparseCategoricalAccuracy",
     "SparseTopKCategoricalAccuracy",
