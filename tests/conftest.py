@@ -86,6 +86,7 @@ def emulated_cuda(monkeypatch):
 
     runtime = cuda_emu.EmuRuntime(multiprocessor_count=EMU_SMS)
     previous = _runtime.set_runtime(runtime)
+    cuda_emu.guard_metric_updates(monkeypatch)  # any host read of a device array in update_state raises
     monkeypatch.setattr(_launch, "BLOCKS_PER_SM", 2)
     for module in _launcher_modules():
         if hasattr(module, "BLOCK"):

@@ -54,7 +54,8 @@ def kernel_source(op: str) -> str:
             if dep in seen:
                 return ""
             seen.add(dep)
-            return f'#line 1 "{dep}"\n' + expand(dep) + f'\n#line 1 "{name}"\n'
+            after = text.count("\n", 0, m.end()) + 1  # line of the text after the match: messages keep file(line)
+            return f'#line 1 "{dep}"\n' + expand(dep) + f'\n#line {after} "{name}"\n'
 
         return _INCLUDE.sub(include, text)
 
