@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gpumetrics.functional import confusion_matrix as F
+from gpumetrics.functional import confusion as F
 from gpumetrics.metrics.confusion_matrix import ConfusionMatrix
 from gpumetrics.metrics.iou import MeanIoU
 from reference.confusion import confusion, iou_from_cm, sklearn_confusion, sklearn_jaccard

@@ -13,7 +13,7 @@ from gpumetrics._cuda._launch import grid_for
 from gpumetrics._cuda._runtime import get_runtime
 from gpumetrics._dtypes import CUDA_TYPE
 
-# Element kinds either side may have (gpumetrics/functional/confusion_matrix.py converts the rare others).
+# Element kinds either side may have (gpumetrics/functional/confusion.py converts the rare others).
 # y_pred's kind is a template parameter (the side that carries scores); y_true's is a runtime code (the
 # GM_K_* order of the kernel), which keeps the registry to one instantiation per y_pred kind.
 KINDS = ("u1", "i1", "i2", "i4", "i8", "f2", "bf2", "f4", "f8")

@@ -1,7 +1,7 @@
 """ConfusionMatrix (beyond Keras): the exact C x C matrix, optionally normalised, and per-class vectors from it."""
 from __future__ import annotations
 
-from gpumetrics.functional import confusion_matrix as F
+from gpumetrics.functional import confusion as F
 from gpumetrics.metrics.iou import _ConfusionBase
 
 

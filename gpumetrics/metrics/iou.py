@@ -2,7 +2,7 @@
 
 All five accumulate one C x C confusion matrix (rows: true class, columns: predicted class) in a single fused
 pass per batch (kernels/confusion_matrix.cu on the GPU, its Numba mirror on the CPU), then compute Keras'
-result from it. See gpumetrics/functional/confusion_matrix.py for the per-pixel rules and the formula.
+result from it. See gpumetrics/functional/confusion.py for the per-pixel rules and the formula.
 
 Deviations from Keras 3.15 (listed in the README):
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from gpumetrics._state import FLOAT, INT
-from gpumetrics.functional import confusion_matrix as F
+from gpumetrics.functional import confusion as F
 from gpumetrics.metrics.base import Metric
 
 _INT_DTYPES = {"int": "int32", "int32": "int32", "int64": "int64", "int16": "int16", "int8": "int8",
