@@ -19,27 +19,18 @@
 #define GM_CS_WEIGHT 2
 #define GM_CS_REASONS 3
 
-#define GM_K_U1 0
-#define GM_K_I1 1
-#define GM_K_I2 2
-#define GM_K_I4 3
-#define GM_K_I8 4
-#define GM_K_F2 5
-#define GM_K_BF2 6
-#define GM_K_F4 7
-#define GM_K_F8 8
 
 // y_true's type is a runtime code (uniform over a launch); y_pred's is the template parameter.
 __device__ __forceinline__ double gm_cs_load(const void* x, int kind, gm_i64 off, bool as_double) {
     switch (kind) {
-        case GM_K_U1: return (double)((const unsigned char*)x)[off];
-        case GM_K_I1: return (double)((const signed char*)x)[off];
-        case GM_K_I2: return (double)((const short*)x)[off];
-        case GM_K_I4: return as_double ? (double)((const int*)x)[off] : (double)(float)((const int*)x)[off];
-        case GM_K_I8: return as_double ? (double)((const long long*)x)[off] : (double)(float)((const long long*)x)[off];
-        case GM_K_F2: return gm_to_double(((const gm_half*)x)[off]);
-        case GM_K_BF2: return gm_to_double(((const gm_bfloat16*)x)[off]);
-        case GM_K_F4: return (double)((const float*)x)[off];
+        case GM_U8: return (double)((const unsigned char*)x)[off];
+        case GM_I8: return (double)((const signed char*)x)[off];
+        case GM_I16: return (double)((const short*)x)[off];
+        case GM_I32: return as_double ? (double)((const int*)x)[off] : (double)(float)((const int*)x)[off];
+        case GM_I64: return as_double ? (double)((const long long*)x)[off] : (double)(float)((const long long*)x)[off];
+        case GM_F16: return gm_to_double(((const gm_half*)x)[off]);
+        case GM_BF16: return gm_to_double(((const gm_bfloat16*)x)[off]);
+        case GM_F32: return (double)((const float*)x)[off];
         default: return as_double ? ((const double*)x)[off] : (double)(float)((const double*)x)[off];
     }
 }

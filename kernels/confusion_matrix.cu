@@ -79,15 +79,6 @@ template <> __device__ __forceinline__ int gm_cm_id<gm_bfloat16>(gm_bfloat16 v, 
 // Element loaders for y_true, whose type is a runtime code (one pass reads one uniform code, so the switch
 // costs a predictable branch), while y_pred, the side that carries scores, is a template parameter: that
 // keeps the instantiations to one per y_pred type.
-#define GM_K_U1 0
-#define GM_K_I1 1
-#define GM_K_I2 2
-#define GM_K_I4 3
-#define GM_K_I8 4
-#define GM_K_F2 5
-#define GM_K_BF2 6
-#define GM_K_F4 7
-#define GM_K_F8 8
 
 template <typename T> struct gm_cm_typed {
     const T* x;
@@ -101,35 +92,35 @@ struct gm_cm_untyped {
     int kind;
     __device__ __forceinline__ int id(gm_i64 off, gm_i64& out) const {
         switch (kind) {
-            case GM_K_U1: return gm_cm_id<unsigned char>(((const unsigned char*)x)[off], out);
-            case GM_K_I1: return gm_cm_id<signed char>(((const signed char*)x)[off], out);
-            case GM_K_I2: return gm_cm_id<short>(((const short*)x)[off], out);
-            case GM_K_I4: return gm_cm_id<int>(((const int*)x)[off], out);
-            case GM_K_I8: return gm_cm_id<long long>(((const long long*)x)[off], out);
-            case GM_K_F2: return gm_cm_id<gm_half>(((const gm_half*)x)[off], out);
-            case GM_K_BF2: return gm_cm_id<gm_bfloat16>(((const gm_bfloat16*)x)[off], out);
-            case GM_K_F4: return gm_cm_id<float>(((const float*)x)[off], out);
+            case GM_U8: return gm_cm_id<unsigned char>(((const unsigned char*)x)[off], out);
+            case GM_I8: return gm_cm_id<signed char>(((const signed char*)x)[off], out);
+            case GM_I16: return gm_cm_id<short>(((const short*)x)[off], out);
+            case GM_I32: return gm_cm_id<int>(((const int*)x)[off], out);
+            case GM_I64: return gm_cm_id<long long>(((const long long*)x)[off], out);
+            case GM_F16: return gm_cm_id<gm_half>(((const gm_half*)x)[off], out);
+            case GM_BF16: return gm_cm_id<gm_bfloat16>(((const gm_bfloat16*)x)[off], out);
+            case GM_F32: return gm_cm_id<float>(((const float*)x)[off], out);
             default: return gm_cm_id<double>(((const double*)x)[off], out);
         }
     }
     __device__ __forceinline__ double value(gm_i64 off) const {
         switch (kind) {
-            case GM_K_U1: return (double)((const unsigned char*)x)[off];
-            case GM_K_I1: return (double)((const signed char*)x)[off];
-            case GM_K_I2: return (double)((const short*)x)[off];
-            case GM_K_I4: return (double)((const int*)x)[off];
-            case GM_K_I8: return (double)((const long long*)x)[off];
-            case GM_K_F2: return gm_to_double(((const gm_half*)x)[off]);
-            case GM_K_BF2: return gm_to_double(((const gm_bfloat16*)x)[off]);
-            case GM_K_F4: return (double)((const float*)x)[off];
+            case GM_U8: return (double)((const unsigned char*)x)[off];
+            case GM_I8: return (double)((const signed char*)x)[off];
+            case GM_I16: return (double)((const short*)x)[off];
+            case GM_I32: return (double)((const int*)x)[off];
+            case GM_I64: return (double)((const long long*)x)[off];
+            case GM_F16: return gm_to_double(((const gm_half*)x)[off]);
+            case GM_BF16: return gm_to_double(((const gm_bfloat16*)x)[off]);
+            case GM_F32: return (double)((const float*)x)[off];
             default: return ((const double*)x)[off];
         }
     }
     __device__ __forceinline__ float value32(gm_i64 off) const {
         switch (kind) {
-            case GM_K_F2: return gm_to_float(((const gm_half*)x)[off]);
-            case GM_K_BF2: return gm_to_float(((const gm_bfloat16*)x)[off]);
-            case GM_K_F4: return ((const float*)x)[off];
+            case GM_F16: return gm_to_float(((const gm_half*)x)[off]);
+            case GM_BF16: return gm_to_float(((const gm_bfloat16*)x)[off]);
+            case GM_F32: return ((const float*)x)[off];
             default: return (float)value(off);
         }
     }

@@ -9,9 +9,9 @@ import numpy as np
 
 from gpumetrics._cuda._launch import grid_for
 from gpumetrics._cuda._runtime import get_runtime
-from gpumetrics._dtypes import CUDA_TYPE
+from gpumetrics._dtypes import CUDA_TYPE, KIND_CODE
 
-# y_pred's kind is a template parameter; y_true's is a runtime code (the GM_K_* order of the kernel).
+# y_pred's kind is a template parameter; y_true's is a runtime code (_dtypes.KIND_CODE = gm_kind).
 KINDS = ("u1", "i1", "i2", "i4", "i8", "f2", "bf2", "f4", "f8")
 KERNELS = tuple(f"class_sums<{CUDA_TYPE[k]}>" for k in KINDS)
 
@@ -42,7 +42,7 @@ def class_sums(y_true, true_kind, true_strides, y_pred, pred_kind, pred_strides,
     thr = 0.0 if threshold is None else (float(threshold) if as_double else float(np.float32(threshold)))
     use_shared = int(4 * num_classes * 8 <= SHARED_BYTES)
     kernel((grid_for(n, BLOCK),), (BLOCK,),
-           (y_true, np.int32(KINDS.index(true_kind)), np.int64(true_strides[0]), np.int64(true_strides[1]),
+           (y_true, np.int32(KIND_CODE[true_kind]), np.int64(true_strides[0]), np.int64(true_strides[1]),
             y_pred, np.int64(pred_strides[0]), np.int64(pred_strides[1]),
             w, np.int32(weighted), np.int64(w_stride),
             np.int64(n), np.int32(num_classes), np.int32(threshold is not None), np.float64(thr),

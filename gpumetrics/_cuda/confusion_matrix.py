@@ -11,11 +11,12 @@ import numpy as np
 
 from gpumetrics._cuda._launch import grid_for
 from gpumetrics._cuda._runtime import get_runtime
-from gpumetrics._dtypes import CUDA_TYPE
+from gpumetrics._dtypes import CUDA_TYPE, KIND_CODE
 
 # Element kinds either side may have (gpumetrics/functional/confusion.py converts the rare others).
-# y_pred's kind is a template parameter (the side that carries scores); y_true's is a runtime code (the
-# GM_K_* order of the kernel), which keeps the registry to one instantiation per y_pred kind.
+# y_pred's kind is a template parameter (the side that carries scores); y_true's is a runtime code
+# (_dtypes.KIND_CODE = gm_kind in kernels/gm_common.cuh), which keeps the registry to one instantiation per
+# y_pred kind.
 KINDS = ("u1", "i1", "i2", "i4", "i8", "f2", "bf2", "f4", "f8")
 KERNELS = tuple(f"confusion_matrix<{CUDA_TYPE[k]}>" for k in KINDS)
 
@@ -63,7 +64,7 @@ def confusion_matrix(y_true, true_kind, true_mode, true_view, y_pred, pred_kind,
     shared = num_classes * num_classes * (8 if w_kind else 4) * copies if use_shared else 0
     rounds = max(1, FLUSH_INTERVAL // block)
     kernel((grid_for(n, block),), (block,),
-           (y_true, np.int32(KINDS.index(true_kind)), np.int32(MODES[true_mode]), np.int64(t_classes),
+           (y_true, np.int32(KIND_CODE[true_kind]), np.int32(MODES[true_mode]), np.int64(t_classes),
             np.int64(t_inner), np.int64(t_so), np.int64(t_sc), np.int64(t_si),
             y_pred, np.int32(MODES[pred_mode]), np.int64(p_classes), np.int64(p_inner), np.int64(p_so),
             np.int64(p_sc), np.int64(p_si), np.float32(threshold),

@@ -43,11 +43,14 @@ def element_strides(data) -> tuple:
     return tuple(s // itemsize for s in data.strides)
 
 
-def _collapsed_stride(shape: tuple, strides: tuple) -> int | None:
-    """Single stride of axes that collapse into one (row-major order), else None."""
+def collapsed_stride(shape: tuple, strides: tuple) -> int | None:
+    """Single element stride of axes that collapse into one (row-major order), else None.
+
+    Axes of length 1 never matter; with none left (one element) the stride is 1, the contiguous one.
+    """
     dims = [(n, s) for n, s in zip(shape, strides) if n != 1]
     if not dims:
-        return 0
+        return 1
     for (n_outer, s_outer), (n_inner, s_inner) in zip(dims, dims[1:]):
         if s_outer != s_inner * n_inner:
             return None
@@ -59,8 +62,8 @@ def _split(shape: tuple, strides_list: list[tuple]) -> tuple[int, list[tuple[int
     for k in range(len(shape) + 1):
         pairs = []
         for strides in strides_list:
-            sr = _collapsed_stride(shape[:k], strides[:k])
-            sc = _collapsed_stride(shape[k:], strides[k:])
+            sr = collapsed_stride(shape[:k], strides[:k])
+            sc = collapsed_stride(shape[k:], strides[k:])
             if sr is None or sc is None:
                 break
             pairs.append((sr, sc))

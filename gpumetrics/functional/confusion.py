@@ -27,7 +27,7 @@ import numpy as np
 from gpumetrics import _dispatch
 from gpumetrics._dispatch import Array, as_array
 from gpumetrics.functional._common import EPSILON
-from gpumetrics.functional._layout import element_strides, flat_base
+from gpumetrics.functional._layout import collapsed_stride, element_strides, flat_base
 
 # One slot per reason, in the order of the op's invalid counters.
 INVALID_REASONS = (
@@ -121,17 +121,6 @@ def _normalise_kind(arr: Array, xp) -> tuple[object, str]:
     return data, kind
 
 
-def _collapse(shape: tuple, strides: tuple) -> int | None:
-    """The single element stride of axes that collapse into one (C order), else None."""
-    dims = [(n, s) for n, s in zip(shape, strides) if n != 1]
-    if not dims:
-        return 1
-    for (_, s_outer), (n_inner, s_inner) in zip(dims, dims[1:]):
-        if s_outer != s_inner * n_inner:
-            return None
-    return dims[-1][1]
-
-
 def _view(data, axis: int | None, xp) -> tuple[object, tuple]:
     """(data, (outer, K, inner, s_outer, s_class, s_inner)): axes before/after ``axis`` each collapse to one
     stride (contiguous, channels-last and sliced tensors run zero-copy); otherwise one contiguous copy."""
@@ -139,13 +128,13 @@ def _view(data, axis: int | None, xp) -> tuple[object, tuple]:
         shape, strides = tuple(data.shape), element_strides(data)
         if axis is None:
             outer, k, inner = int(np.prod(shape, dtype=np.int64)), 1, 1
-            s_outer, s_class, s_inner = _collapse(shape, strides), 0, 0
+            s_outer, s_class, s_inner = collapsed_stride(shape, strides), 0, 0
         else:
             outer = int(np.prod(shape[:axis], dtype=np.int64))
             k = int(shape[axis])
             inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
-            s_outer, s_class = _collapse(shape[:axis], strides[:axis]), strides[axis]
-            s_inner = _collapse(shape[axis + 1:], strides[axis + 1:])
+            s_outer, s_class = collapsed_stride(shape[:axis], strides[:axis]), strides[axis]
+            s_inner = collapsed_stride(shape[axis + 1:], strides[axis + 1:])
         ok = s_outer is not None and s_inner is not None and min(strides, default=0) >= 0
         if ok or attempt:
             break

@@ -28,6 +28,7 @@ import numpy as np
 from gpumetrics import _dispatch
 from gpumetrics._dispatch import Array
 from gpumetrics._dtypes import FLOAT_KINDS
+from gpumetrics.functional._common import divide_no_nan
 
 EPSILON = 1e-7  # keras.backend.epsilon()
 NEG_INF = -1e10  # Keras' stand-in for -inf in top_k filtering
@@ -299,12 +300,6 @@ def confusion_counts(state: dict, plan: Plan, xp, dtype=np.float32):
         idx = xp.asarray(plan.order)
         tp, fp, tn, fn = tp[:, idx], fp[:, idx], tn[:, idx], fn[:, idx]
     return tuple(xp.ascontiguousarray(a).astype(dtype) for a in (tp, fp, tn, fn))
-
-
-def divide_no_nan(a, b, xp):
-    """Keras' divide_no_nan: a / b, and 0 wherever b == 0."""
-    zero = b == 0
-    return xp.where(zero, a.dtype.type(0), a / xp.where(zero, b.dtype.type(1), b))
 
 
 def auc_from_counts(tp, fp, tn, fn, xp, curve="ROC", summation_method="interpolation", multi_label=False,
