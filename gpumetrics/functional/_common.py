@@ -9,7 +9,3 @@ def divide_no_nan(numerator, denominator, xp):
     safe = xp.where(denominator == 0, xp.ones_like(denominator), denominator)
     return xp.where(denominator == 0, xp.zeros_like(numerator), numerator / safe)
 
-
-def as_result(value, dtype, xp):
-    """A result as an array of ``dtype`` on the state's device (0-d for a scalar)."""
-    return xp.asarray(value, dtype=dtype)

@@ -22,7 +22,9 @@ from gpumetrics._dispatch import Array, op
 from gpumetrics.functional._common import divide_no_nan
 from gpumetrics.functional._layout import align_ranks, grid
 
-VALUES_REASONS = ("values that are NaN or infinite", "(unused)", "elements whose sample_weight is NaN or infinite")
+# One reason per invalid counter of elementwise_sum: [a, b, weight]; Mean has no b.
+VALUES_REASONS = ("values that are NaN or infinite", "(unused)",
+                  "elements whose sample_weight is NaN or infinite")
 
 
 class Weighting(NamedTuple):

@@ -416,5 +416,4 @@ def _move(array, device: Device):
     """``array`` on ``device`` (a copy across devices; used only for small state)."""
     if device.kind == "cpu":
         return _to_host(array)
-    xp = array_module(device)
-    return xp.asarray(array if not isinstance(array, np.ndarray) else array)
+    return array_module(device).asarray(array)
