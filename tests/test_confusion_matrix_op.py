@@ -12,7 +12,6 @@ from gpumetrics._cpu import class_sums as cpu_cs
 from gpumetrics._cpu import confusion_matrix as cpu_cm
 from gpumetrics._cuda import class_sums as cuda_cs
 from gpumetrics._cuda import confusion_matrix as cuda_cm
-from gpumetrics.functional import confusion as F
 from gpumetrics.metrics.confusion_matrix import ConfusionMatrix
 from gpumetrics.metrics.iou import MeanIoU
 from reference.confusion import confusion

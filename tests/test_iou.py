@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import gpumetrics as gm
 from gpumetrics.metrics.iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
+from invalid_input import assert_batch_rejected
 from reference.confusion import confusion, iou_from_cm, sklearn_jaccard
 from reference.keras_ref import keras_result
 
@@ -228,20 +228,8 @@ def test_bad_shapes_raise_at_once_and_keep_state(backend):
     ((np.array([0, 1]), np.array([0, 1]), np.array([np.nan, 1.0])), "1 sample_weight"),
 ])
 def test_bad_values_rejected_state_unchanged(backend, bad, reason):
-    m = MeanIoU(3)
     good = (np.array([0, 1, 2]), np.array([0, 1, 1]))
-    m.update_state(*[backend.to(x) for x in good])
-    before = float(backend.host(m.result()))
-    if backend.is_cuda:
-        m.update_state(*[backend.to(x) for x in bad])
-        with pytest.raises(gm.InvalidInputError, match=reason):
-            m.result()
-        m.reset_state()
-        m.update_state(*[backend.to(x) for x in good])
-    else:
-        with pytest.raises(gm.InvalidInputError, match=reason):
-            m.update_state(*[backend.to(x) for x in bad])
-    assert float(backend.host(m.result())) == before
+    assert_batch_rejected(MeanIoU(3), backend, good, bad, reason)
 
 
 def test_merge_reset_and_pickle(backend):
