@@ -112,6 +112,7 @@ def test_state_dict_round_trip_and_pickle(backend):
     np.testing.assert_allclose(backend.host(restored.result()), backend.host(m.result()), rtol=1e-7)
     for clone in (pickle.loads(pickle.dumps(m)), copy.deepcopy(m)):
         np.testing.assert_allclose(backend.host(clone.result()), backend.host(m.result()), rtol=1e-7)
+        assert clone.device == m.device  # a GPU metric's copy stays on its GPU
     with pytest.raises(ValueError, match="state_dict is for"):
         gm.Mean().load_state_dict(exported)
 

@@ -305,12 +305,19 @@ class Metric:
     def __getstate__(self):
         exported = self.state_dict()
         attrs = {k: v for k, v in self.__dict__.items() if k not in ("_store", "_variables")}
-        return {"attrs": attrs, "exported": exported, "variables": self._variables}
+        device = self._store.device if self._store is not None else None
+        return {"attrs": attrs, "exported": exported, "variables": self._variables, "device": device}
 
     def __setstate__(self, saved):
         self.__dict__.update(saved["attrs"])
         self._store = None
         self._variables = saved["variables"]
+        device = saved.get("device")
+        if device is not None and device.kind == "cuda" and saved["exported"]["state"]:
+            try:  # back on the GPU it came from, when this process has one; else on the CPU
+                self._state_on(device)
+            except ImportError:
+                pass
         self.load_state_dict(saved["exported"])
 
 
