@@ -1,8 +1,6 @@
 """The accuracy family (Keras spec 2.3): elementwise (Accuracy, BinaryAccuracy) and per-row class matches."""
 from __future__ import annotations
 
-from gpumetrics._dispatch import as_array
-from gpumetrics._state import array_module
 from gpumetrics.functional import accuracy as F
 from gpumetrics.functional import regression as R
 from gpumetrics.metrics.mean import Mean
@@ -56,11 +54,7 @@ class _MatchMean(Mean):
     k = 1
 
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
-        device = self._device_for(y_true=y_true, y_pred=y_pred, sample_weight=sample_weight)
-        xp = array_module(device)
-        t = as_array(y_true, device, "y_true")
-        p = as_array(y_pred, device, "y_pred")
-        w = as_array(sample_weight, device, "sample_weight") if sample_weight is not None else None
+        device, xp, t, p, w = self._pair_inputs(y_true, y_pred, sample_weight)
         if self._sparse:
             batch = F._validate_sparse(t, p, w, xp, flatten=self._flatten_sparse)
         else:

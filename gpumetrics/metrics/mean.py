@@ -42,6 +42,13 @@ class Mean(Metric):
         weighting = F.plan_weighting(v.shape, w, None, self._reduction, xp)
         self._accumulate(device, (values, sample_weight), v, None, weighting, FUNC_VALUE)
 
+    def _pair_inputs(self, y_true, y_pred, sample_weight):
+        """(device, array module, y_true, y_pred, weight or None) of one batch of a (y_true, y_pred) metric."""
+        device = self._device_for(y_true=y_true, y_pred=y_pred, sample_weight=sample_weight)
+        w = as_array(sample_weight, device, "sample_weight") if sample_weight is not None else None
+        return (device, array_module(device), as_array(y_true, device, "y_true"),
+                as_array(y_pred, device, "y_pred"), w)
+
     def _accumulate(self, device, raw_inputs, a, b, weighting, func, threshold=0.0) -> None:
         with self._batch(device, raw_inputs) as (state, invalid, xp):
             F._update(state, invalid, xp, a, b, weighting, func, threshold)
@@ -77,10 +84,8 @@ class MeanMetricWrapper(Mean):
         self._fn_kwargs = kwargs
 
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
-        device = self._device_for(y_true=y_true, y_pred=y_pred, sample_weight=sample_weight)
-        xp = array_module(device)
-        values = self._fn(_plain(as_array(y_true, device, "y_true"), xp),
-                          _plain(as_array(y_pred, device, "y_pred"), xp), **self._fn_kwargs)
+        _, xp, t, p, _ = self._pair_inputs(y_true, y_pred, sample_weight)
+        values = self._fn(_plain(t, xp), _plain(p, xp), **self._fn_kwargs)
         super().update_state(values, sample_weight)
 
     def get_config(self) -> dict:

@@ -1,8 +1,6 @@
 """MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError (Keras spec 2.2)."""
 from __future__ import annotations
 
-from gpumetrics._dispatch import as_array
-from gpumetrics._state import array_module
 from gpumetrics.functional import regression as F
 from gpumetrics.functional.mean import _compute_mean
 from gpumetrics.metrics.mean import Mean
@@ -19,11 +17,7 @@ class _PairMean(Mean):
         return 0.0
 
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
-        device = self._device_for(y_true=y_true, y_pred=y_pred, sample_weight=sample_weight)
-        xp = array_module(device)
-        t = as_array(y_true, device, "y_true")
-        p = as_array(y_pred, device, "y_pred")
-        w = as_array(sample_weight, device, "sample_weight") if sample_weight is not None else None
+        device, xp, t, p, w = self._pair_inputs(y_true, y_pred, sample_weight)
         weighting = F._plan_pair(t, p, w, self._reduces_last_axis, xp)
         if weighting is None:
             return  # an empty batch is a no-op
